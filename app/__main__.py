@@ -1,0 +1,97 @@
+"""`python -m app`: serve the proxy; `python -m app check`: verify the setup.
+
+Settings are validated here, before uvicorn starts, so a missing required
+variable stops the container with one clear line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from app.logs import configure_logging, get_logger, redactor
+from app.settings import SettingsError, load_serve_settings, load_usage_settings
+
+# Uvicorn waits this long for open requests after SIGTERM; our outbox flush comes after.
+GRACEFUL_SHUTDOWN_S = 5
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve the proxy (the default)")
+    for target in (parser, serve):
+        target.add_argument("--host", help="listen address (default: $HOST or 0.0.0.0)")
+        target.add_argument("--port", type=int, help="listen port (default: $PORT or 4000)")
+        target.add_argument("--num_workers", "--workers", type=int, dest="num_workers", help="uvicorn workers")
+        target.add_argument("--config", help="LiteLLM config.yaml (default: $CONFIG_FILE_PATH)")
+    check = sub.add_parser("check", help="print the settings and callbacks startup would use, then exit")
+    check.add_argument("--config", help="LiteLLM config.yaml (default: $CONFIG_FILE_PATH)")
+    check.add_argument("--send-test-event", action="store_true", help='post one event with status "test"')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Flags win over the environment; the proxy and the workers read the environment.
+    for flag, env in (
+        ("host", "HOST"),
+        ("port", "PORT"),
+        ("num_workers", "NUM_WORKERS"),
+        ("config", "CONFIG_FILE_PATH"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            os.environ[env] = str(value)
+    if args.command == "check":
+        from app.check import run_check
+
+        return run_check(send_test_event=args.send_test_event)
+    return serve()
+
+
+def serve() -> int:
+    try:
+        serve_settings = load_serve_settings()
+    except SettingsError as exc:
+        configure_logging()
+        get_logger("app").error("startup_refused", error=str(exc))
+        return 2
+    configure_logging(serve_settings.log_format, serve_settings.log_level)
+    log = get_logger("app")
+    try:
+        usage_settings = load_usage_settings()
+    except SettingsError as exc:
+        log.error("startup_refused", error=str(exc))
+        return 2
+    redactor.add(usage_settings.secrets())
+
+    import uvicorn
+
+    log.info(
+        "starting_proxy",
+        host=serve_settings.host,
+        port=serve_settings.port,
+        workers=serve_settings.num_workers,
+        config_file_path=str(serve_settings.config_file_path) if serve_settings.config_file_path else None,
+    )
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default
+    # handler that would end a clean shutdown with "killed by SIGTERM" instead of 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # By import string, so that every worker imports app.server and registers its own logger.
+    uvicorn.run(
+        "app.server:app",
+        host=serve_settings.host,
+        port=serve_settings.port,
+        workers=serve_settings.num_workers,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    log.info("proxy_stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
