@@ -66,6 +66,21 @@ class _RedactingRenderer:
         return redactor(rendered if isinstance(rendered, str) else str(rendered))
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stdout` is at emit time (test capture, redirected stdout)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        return
+
+
 def _resolve_format(log_format: LogFormat) -> Literal["json", "console"]:
     if log_format != "auto":
         return log_format
@@ -109,7 +124,7 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
             _RedactingRenderer(renderer),
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
