@@ -8,6 +8,7 @@ redaction step sees every line the process prints, at any level.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -22,7 +23,7 @@ LogFormat = Literal["auto", "json", "console"]
 _TOKEN_PATTERNS = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"),
     re.compile(r"(?i)(bearer\s+)[^\s\"',}]+"),
-    re.compile(r"(?i)(\"?(?:apikey|api_key|authorization|x-api-key)\"?\s*[:=]\s*\"?)[^\s\"',}]+"),
+    re.compile(r"(?i)((?<![\w-])\"?(?:apikey|api_key|authorization|x-api-key)\"?\s*[:=]\s*\"?)[^\s\"',}]+"),
 )
 REDACTED = "***"
 
@@ -81,6 +82,12 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return
 
 
+def _add_pid(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # With NUM_WORKERS > 1, lines from different workers interleave; the pid tells them apart.
+    event_dict.setdefault("pid", os.getpid())
+    return event_dict
+
+
 def _resolve_format(log_format: LogFormat) -> Literal["json", "console"]:
     if log_format != "auto":
         return log_format
@@ -102,6 +109,7 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        _add_pid,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
     ]
