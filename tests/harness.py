@@ -161,7 +161,7 @@ class Edge:
         httpx.post(self.process.url + "/_control", json=settings, timeout=5).raise_for_status()
 
     def reset(self) -> None:
-        self.control(reset=True, fail_first=0, fail_status=503, status=200, delay_s=0.0, retry_after=None)
+        self.control(reset=True, fail_first=0, fail_status=503, status=200, delay_s=0.0, retry_after=None, hold=False)
 
     def state(self) -> dict[str, Any]:
         return dict(httpx.get(self.process.url + "/_events", timeout=5).json())

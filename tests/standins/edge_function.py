@@ -26,8 +26,11 @@ STATE: dict[str, Any] = {
     "delay_s": 0.0,
     "retry_after": None,
     "print": False,
+    "hold": False,  # when true, posts wait (unanswered) until it is set false again
 }
 LOCK = threading.Lock()
+RELEASED = threading.Event()
+RELEASED.set()
 KEPT_HEADERS = ("authorization", "apikey", "idempotency-key", "content-type")
 
 
@@ -46,12 +49,17 @@ class EdgeHandler(JsonHandler):
                 STATE.update(body or {})
                 if (body or {}).get("reset"):
                     STATE["events"], STATE["attempts"] = [], []
+                if STATE["hold"]:
+                    RELEASED.clear()
+                else:
+                    RELEASED.set()
             self.send_json(200, {"ok": True})
             return
         with LOCK:
             delay = float(STATE["delay_s"])
         if delay:
             time.sleep(delay)
+        RELEASED.wait()
         with LOCK:
             if STATE["fail_first"] > 0:
                 STATE["fail_first"] -= 1
