@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         target.add_argument("--port", type=int, help="listen port (default: $PORT or 4000)")
         target.add_argument("--num_workers", "--workers", type=int, dest="num_workers", help="uvicorn workers")
         target.add_argument("--config", help="LiteLLM config.yaml (default: $CONFIG_FILE_PATH)")
+    sub.add_parser("deliver", help="the delivery process `serve` starts (not for direct use)")
     check = sub.add_parser("check", help="print the settings and callbacks startup would use, then exit")
     check.add_argument("--config", help="LiteLLM config.yaml (default: $CONFIG_FILE_PATH)")
     check.add_argument("--send-test-event", action="store_true", help='post one event with status "test"')
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.check import run_check
 
         return run_check(send_test_event=args.send_test_event)
+    if args.command == "deliver":
+        from app.delivery_process import run_delivery_process
+
+        return run_delivery_process()
     return serve()
 
 
@@ -70,6 +75,11 @@ def serve() -> int:
 
     import uvicorn
 
+    from app.delivery_process import DeliveryProcess
+
+    delivery = DeliveryProcess(usage_settings) if not usage_settings.missing_for_delivery() else None
+    if delivery is not None:
+        delivery.start()
     log.info(
         "starting_proxy",
         host=serve_settings.host,
@@ -80,15 +90,20 @@ def serve() -> int:
     # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default
     # handler that would end a clean shutdown with "killed by SIGTERM" instead of 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    # By import string, so that every worker imports app.server and registers its own logger.
-    uvicorn.run(
-        "app.server:app",
-        host=serve_settings.host,
-        port=serve_settings.port,
-        workers=serve_settings.num_workers,
-        log_config=None,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
+    try:
+        # By import string, so that every worker imports app.server and registers its own logger.
+        uvicorn.run(
+            "app.server:app",
+            host=serve_settings.host,
+            port=serve_settings.port,
+            workers=serve_settings.num_workers,
+            log_config=None,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+    finally:
+        # The workers have written their last events; the delivery process gets the flush budget.
+        if delivery is not None:
+            delivery.stop(usage_settings.usage_shutdown_flush_s)
     log.info("proxy_stopped")
     return 0
 

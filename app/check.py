@@ -11,9 +11,8 @@ import asyncio
 import os
 from typing import Any
 
-import httpx
-
-from app.delivery import auth_headers, body_excerpt
+from app.delivery import build_session, post_event
+from app.delivery_process import delivery_config
 from app.payload import check_event, encode_event, new_event_id
 from app.settings import SettingsError, UsageSettings, load_usage_settings
 
@@ -55,20 +54,20 @@ async def callbacks_after_config_load(settings: UsageSettings) -> list[str]:
     return callback_names()
 
 
-def post_test_event(settings: UsageSettings) -> tuple[bool, str]:
-    url, key = settings.supabase_litellm_usage_url, settings.api_key()
-    if url is None or key is None:
-        return False, f"cannot send: {' and '.join(settings.missing_for_delivery())} not set"
-    event_id = new_event_id()
+async def post_test_event(settings: UsageSettings) -> tuple[bool, str]:
+    """One event with `status: "test"`, sent exactly as the sender sends (same function, same headers)."""
     try:
-        response = httpx.post(
-            url, content=encode_event(check_event(event_id)), headers=auth_headers(key, event_id), timeout=10
-        )
-    except httpx.HTTPError as exc:
-        return False, f"test event {event_id} not delivered: {type(exc).__name__}: {exc}"
-    ok = 200 <= response.status_code < 300
+        config = delivery_config(settings)
+    except ValueError as exc:
+        return False, f"cannot send: {exc}"
+    event_id = new_event_id()
+    async with build_session(config) as session:
+        result = await post_event(session, config.url, config.api_key, event_id, encode_event(check_event(event_id)))
+    if result.status is None:
+        return False, f"test event {event_id} not delivered: {result.detail}"
+    ok = 200 <= result.status < 300
     verdict = "delivered" if ok else "refused"
-    return ok, f"test event {event_id} {verdict}: HTTP {response.status_code} {body_excerpt(response.text)}"
+    return ok, f"test event {event_id} {verdict}: HTTP {result.status} {result.detail}".rstrip()
 
 
 def run_check(send_test_event: bool = False, out: Any = print) -> int:
@@ -94,7 +93,7 @@ def run_check(send_test_event: bool = False, out: Any = print) -> int:
     out(f"Registered callbacks: {names}")
     status = 0
     if send_test_event:
-        ok, message = post_test_event(settings)
+        ok, message = asyncio.run(post_test_event(settings))
         out(("OK " if ok else "FAIL ") + message)
         status = 0 if ok else 1
     return status

@@ -94,7 +94,8 @@ def _resolve_format(log_format: LogFormat) -> Literal["json", "console"]:
     return "console" if sys.stdout.isatty() else "json"
 
 
-_STDLIB_LOGGERS = ("LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "uvicorn", "uvicorn.error", "uvicorn.access")
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Proxy", "LiteLLM Router")
+_STDLIB_LOGGERS = (*LITELLM_LOGGERS, "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> None:
@@ -146,10 +147,15 @@ def adopt_stdlib_loggers() -> None:
     LiteLLM attaches its own stderr handlers at import; left alone they would
     print unredacted, differently formatted lines.
     """
+    # LiteLLM is as verbose as it would be on its own: warnings, unless LITELLM_LOG says otherwise.
+    # (Its per-request info lines cost the proxy measurable CPU; see bench/.)
+    litellm_level = logging.getLevelName(os.environ.get("LITELLM_LOG", "WARNING").upper())
     for name in _STDLIB_LOGGERS:
         stdlib_logger = logging.getLogger(name)
         stdlib_logger.handlers[:] = []
         stdlib_logger.propagate = True
+        if name in LITELLM_LOGGERS:
+            stdlib_logger.setLevel(litellm_level if isinstance(litellm_level, int) else logging.WARNING)
 
 
 def get_logger(name: str = "app") -> Any:

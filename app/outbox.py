@@ -49,6 +49,8 @@ CREATE TRIGGER IF NOT EXISTS outbox_depth_ins AFTER INSERT ON outbox
     BEGIN UPDATE outbox_depth SET depth = depth + 1 WHERE id = 1; END;
 CREATE TRIGGER IF NOT EXISTS outbox_depth_del AFTER DELETE ON outbox
     BEGIN UPDATE outbox_depth SET depth = depth - 1 WHERE id = 1; END;
+CREATE TABLE IF NOT EXISTS delivery_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT OR IGNORE INTO delivery_counts (name, n) VALUES ('sent', 0), ('retried', 0), ('dead_lettered', 0);
 CREATE TABLE IF NOT EXISTS dead_letter (
     event_id      TEXT PRIMARY KEY,
     body          BLOB    NOT NULL,
@@ -82,6 +84,10 @@ class OutboxStats:
     oldest_created_at: float | None
     next_due_at: float | None
     dead_letters: int
+    # Delivery outcomes, counted by whichever process delivered: shared by all workers, kept across restarts.
+    sent: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
 
 
 class Outbox(Protocol):
@@ -91,6 +97,7 @@ class Outbox(Protocol):
     durable: bool
 
     async def put(self, event_id: str, body: bytes) -> PutResult: ...
+    async def has_due(self) -> bool: ...
     async def claim(self, limit: int, owner: str, lease_s: float) -> list[OutboxRow]: ...
     async def ack(self, row: OutboxRow) -> None: ...
     async def retry(self, row: OutboxRow, delay_s: float) -> None: ...
@@ -99,6 +106,9 @@ class Outbox(Protocol):
     async def stats(self) -> OutboxStats: ...
     async def maintain(self) -> None: ...
     def close(self) -> None: ...
+
+
+_COUNT = "UPDATE delivery_counts SET n = n + 1 WHERE name = ?"
 
 
 class OutboxUnavailableError(RuntimeError):
@@ -189,34 +199,60 @@ class SqliteOutbox:
 
         return await self._run(op)
 
-    async def ack(self, row: OutboxRow) -> None:
-        await self._run(lambda conn: conn.execute("DELETE FROM outbox WHERE seq = ?", (row.seq,)))
-
-    async def retry(self, row: OutboxRow, delay_s: float) -> None:
-        await self._run(
-            lambda conn: conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_owner = NULL WHERE seq = ?",
-                (time.time() + delay_s, row.seq),
-            )
-        )
-
-    async def dead_letter(self, row: OutboxRow, http_status: int | None, reason: str) -> None:
+    async def _transaction(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(
-                    "INSERT OR REPLACE INTO dead_letter "
-                    "(event_id, body, created_at, failed_at, attempts, http_status, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (row.event_id, row.body, row.created_at, time.time(), row.attempts + 1, http_status, reason),
-                )
-                conn.execute("DELETE FROM outbox WHERE seq = ?", (row.seq,))
+                for sql, params in statements:
+                    conn.execute(sql, params)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
 
         await self._run(op)
+
+    async def has_due(self) -> bool:
+        """A read (no write lock in WAL mode): cheap enough to poll often."""
+        now = time.time()
+        return await self._run(
+            lambda conn: (
+                conn.execute("SELECT 1 FROM outbox WHERE next_attempt_at <= ? LIMIT 1", (now,)).fetchone() is not None
+            )
+        )
+
+    async def ack(self, row: OutboxRow) -> None:
+        await self._transaction(
+            [
+                ("DELETE FROM outbox WHERE seq = ?", (row.seq,)),
+                (_COUNT, ("sent",)),
+            ]
+        )
+
+    async def retry(self, row: OutboxRow, delay_s: float) -> None:
+        await self._transaction(
+            [
+                (
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_owner = NULL WHERE seq = ?",
+                    (time.time() + delay_s, row.seq),
+                ),
+                (_COUNT, ("retried",)),
+            ]
+        )
+
+    async def dead_letter(self, row: OutboxRow, http_status: int | None, reason: str) -> None:
+        await self._transaction(
+            [
+                (
+                    "INSERT OR REPLACE INTO dead_letter "
+                    "(event_id, body, created_at, failed_at, attempts, http_status, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (row.event_id, row.body, row.created_at, time.time(), row.attempts + 1, http_status, reason),
+                ),
+                ("DELETE FROM outbox WHERE seq = ?", (row.seq,)),
+                (_COUNT, ("dead_lettered",)),
+            ]
+        )
 
     async def release(self, rows: list[OutboxRow]) -> None:
         """Give back claimed rows unsent (shutdown), so a restart sends them at once."""
@@ -237,7 +273,16 @@ class SqliteOutbox:
             oldest = conn.execute("SELECT created_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
             due = conn.execute("SELECT MIN(next_attempt_at) FROM outbox").fetchone()
             dead = conn.execute("SELECT COUNT(*) FROM dead_letter").fetchone()[0]
-            return OutboxStats(depth, oldest[0] if oldest else None, due[0] if due else None, dead)
+            counts = dict(conn.execute("SELECT name, n FROM delivery_counts").fetchall())
+            return OutboxStats(
+                depth,
+                oldest[0] if oldest else None,
+                due[0] if due else None,
+                dead,
+                sent=counts.get("sent", 0),
+                retried=counts.get("retried", 0),
+                dead_lettered=counts.get("dead_lettered", 0),
+            )
 
         return await self._run(op)
 
@@ -266,6 +311,7 @@ class MemoryOutbox:
         self._rows: OrderedDict[str, tuple[OutboxRow, float]] = OrderedDict()
         self._dead = 0
         self._seq = 0
+        self._counts = {"sent": 0, "retried": 0, "dead_lettered": 0}
 
     async def put(self, event_id: str, body: bytes) -> PutResult:
         if event_id in self._rows:
@@ -286,10 +332,16 @@ class MemoryOutbox:
             self._rows[row.event_id] = (row, now + lease_s)
         return [row for _, _, row in due]
 
+    async def has_due(self) -> bool:
+        now = time.time()
+        return any(at <= now for _, at in self._rows.values())
+
     async def ack(self, row: OutboxRow) -> None:
-        self._rows.pop(row.event_id, None)
+        if self._rows.pop(row.event_id, None) is not None:
+            self._counts["sent"] += 1
 
     async def retry(self, row: OutboxRow, delay_s: float) -> None:
+        self._counts["retried"] += 1
         if row.event_id in self._rows:
             bumped = OutboxRow(row.seq, row.event_id, row.body, row.created_at, row.attempts + 1)
             self._rows[row.event_id] = (bumped, time.time() + delay_s)
@@ -297,6 +349,7 @@ class MemoryOutbox:
     async def dead_letter(self, row: OutboxRow, http_status: int | None, reason: str) -> None:
         if self._rows.pop(row.event_id, None) is not None:
             self._dead += 1
+            self._counts["dead_lettered"] += 1
 
     async def release(self, rows: list[OutboxRow]) -> None:
         for row in rows:
@@ -306,7 +359,7 @@ class MemoryOutbox:
     async def stats(self) -> OutboxStats:
         oldest = min((row.created_at for row, _ in self._rows.values()), default=None)
         due = min((at for _, at in self._rows.values()), default=None)
-        return OutboxStats(len(self._rows), oldest, due, self._dead)
+        return OutboxStats(len(self._rows), oldest, due, self._dead, **self._counts)
 
     async def maintain(self) -> None:
         return None

@@ -10,6 +10,8 @@ shutdown, flushes before the proxy tears down.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,7 +43,7 @@ guard.hook_db_config_sync()
 
 app: FastAPI = proxy_server.app
 STATUS_PATH = "/usage-logger/status"
-GUARD_CHECK_EVERY_S = 1.0
+WATCHDOG_EVERY_S = 1.0
 
 _proxy_lifespan = app.router.lifespan_context
 
@@ -56,26 +58,25 @@ async def _lifespan(asgi_app: Any) -> AsyncIterator[Any]:
         names = callback_names()
         log.info(f"Registered callbacks: {names}", stage="after proxy startup", callbacks=names)
         await usage_logger.start()
-        usage_logger.add_periodic_hook(_throttled_guard_check())
+        watchdog = asyncio.get_running_loop().create_task(_watchdog(), name="usage-watchdog")
         try:
             yield state
         finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
             await usage_logger.shutdown()
 
 
-def _throttled_guard_check() -> Any:
-    import time
-
-    last = 0.0
-
-    def check() -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= GUARD_CHECK_EVERY_S:
-            last = now
+async def _watchdog() -> None:
+    """Every second: the logger still registered, and someone still sending the outbox."""
+    while True:
+        await asyncio.sleep(WATCHDOG_EVERY_S)
+        try:
             guard.check("periodic check")
-
-    return check
+            usage_logger.ensure_delivery()
+        except Exception as exc:  # noqa: BLE001 - the watchdog must outlive any one failure
+            log.error("usage_watchdog_error", error=f"{type(exc).__name__}: {exc}")
 
 
 app.router.lifespan_context = _lifespan

@@ -51,6 +51,8 @@ class UsageSettings(BaseSettings):
     usage_shutdown_flush_s: float = Field(default=10.0, ge=0)
     usage_http_timeout_s: float = Field(default=10.0, gt=0)
     usage_lease_s: float = Field(default=60.0, gt=0)
+    # The delivery process yields the CPU to the proxy when both want it; the outbox absorbs the wait.
+    usage_delivery_nice: int = Field(default=10, ge=0, le=19)
 
     @field_validator("supabase_litellm_usage_url", mode="before")
     @classmethod

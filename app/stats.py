@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass
 
 @dataclass(slots=True)
 class UsageStats:
+    """What this worker did with events; delivery outcomes are counted in the outbox itself."""
+
     written: int = 0
-    sent: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
     skipped: int = 0
     refused: int = 0
     duplicates: int = 0

@@ -1,9 +1,11 @@
 """The LiteLLM callback: turn each finished call into one durable usage event.
 
 The callback does the least it can on the request path: map the call to an
-event (pure), write it to the outbox (one local INSERT), wake the sender and
-return. Delivery happens elsewhere (`app.delivery`), so a slow or absent
-Supabase never slows a request, and an event is safe once the callback returns.
+event (pure), write it to the outbox (one local INSERT) and return. Delivery
+happens elsewhere, normally in the delivery process (`app.delivery_process`),
+so a slow or absent Supabase never slows a request, and an event is safe once
+the callback returns. This worker sends inline only when no delivery process
+holds the outbox's sender lock, or when the outbox had to fall back to memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from app.delivery import DeliveryConfig, Sender
+from app.delivery import Sender
+from app.delivery_process import SenderLock, delivery_config
 from app.logs import get_logger
 from app.outbox import MemoryOutbox, Outbox, OutboxUnavailableError, PutResult, open_outbox
 from app.payload import EventStatus, build_usage_event, encode_event, new_event_id
@@ -31,13 +34,15 @@ class SupabaseUsageLogger(CustomLogger):
     """
 
     def __init__(self, settings: UsageSettings) -> None:
-        # Usage events never carry prompts or completions; let LiteLLM redact them for us.
-        super().__init__(turn_off_message_logging=True)
+        # No `turn_off_message_logging`: the event never carries prompts or completions anyway,
+        # and asking LiteLLM to redact them builds pydantic objects on every call (measured in bench/).
+        super().__init__()
         self._settings = settings
         self._stats = UsageStats()
         self._outbox: Outbox | None = None
         self._degraded_reason: str | None = None
         self._sender: Sender | None = None
+        self._sender_lock = SenderLock(settings.usage_spool_path)
         self._missing = settings.missing_for_delivery()
 
     # -- LiteLLM's hooks (names and keyword arguments are LiteLLM's) ----------
@@ -81,7 +86,8 @@ class SupabaseUsageLogger(CustomLogger):
             result = await outbox.put(event_id, body)
         if result is PutResult.WRITTEN:
             self._stats.written += 1
-            self._ensure_sender().notify()
+            if self._sender is not None:
+                self._sender.notify()
         elif result is PutResult.FULL:
             self._stats.refused += 1
             log.error(
@@ -110,6 +116,9 @@ class SupabaseUsageLogger(CustomLogger):
             self._outbox.close()
         self._outbox = MemoryOutbox(self._settings.usage_spool_max_rows, path=str(self._settings.usage_spool_path))
         self._report_degraded(reason)
+        if self.configured:
+            # Only this process can see an in-memory outbox, so only it can send it.
+            self._start_inline_sender("the outbox is in memory")
         return self._outbox
 
     def _report_degraded(self, reason: str) -> None:
@@ -121,27 +130,24 @@ class SupabaseUsageLogger(CustomLogger):
             consequence="events are kept in memory only and are lost if the process stops before delivery",
         )
 
-    def _ensure_sender(self) -> Sender:
+    def _start_inline_sender(self, reason: str) -> None:
         if self._sender is None:
-            url, key = self._settings.supabase_litellm_usage_url, self._settings.api_key()
-            assert url is not None and key is not None, "sender needs a configured logger"
-            config = DeliveryConfig(
-                url=url,
-                api_key=key,
-                max_in_flight=self._settings.usage_max_in_flight,
-                retry_max_s=self._settings.usage_retry_max_s,
-                http_timeout_s=self._settings.usage_http_timeout_s,
-                lease_s=self._settings.usage_lease_s,
-            )
-            self._sender = Sender(config, self.outbox, self._stats)
+            self._sender = Sender(delivery_config(self._settings), self.outbox)
+            log.warning("usage_sender_inline", reason=reason, outbox_path=self.outbox().path)
         if not self._sender.running:
             self._sender.start()
-        return self._sender
 
-    def add_periodic_hook(self, hook: Any) -> None:
-        """Run `hook()` on each sender tick (used by the registration guard)."""
-        if self.configured:
-            self._ensure_sender().periodic_hooks.append(hook)
+    def ensure_delivery(self) -> None:
+        """Make sure someone sends this outbox: the delivery process, or else this worker.
+
+        Cheap (one non-blocking `flock` attempt); run at startup and every second.
+        """
+        if not self.configured or self._sender is not None:
+            return
+        if not self.outbox().durable:
+            self._start_inline_sender("the outbox is in memory")
+        elif self._sender_lock.try_acquire():
+            self._start_inline_sender("no delivery process holds the sender lock")
 
     async def start(self) -> None:
         """Open the outbox and start sending what it already holds, before anything new."""
@@ -153,7 +159,7 @@ class SupabaseUsageLogger(CustomLogger):
             )
             return
         self.outbox()
-        self._ensure_sender()
+        self.ensure_delivery()
         stats = await self.outbox().stats()
         log.info(
             "usage_logger_started",
@@ -162,29 +168,37 @@ class SupabaseUsageLogger(CustomLogger):
             outbox_path=self.outbox().path,
             durable=self.outbox().durable,
             pending=stats.depth,
+            sends_inline=self._sender is not None,
         )
 
     async def shutdown(self) -> None:
         if self._sender is not None:
             await self._sender.shutdown(self._settings.usage_shutdown_flush_s)
             self._sender = None
+        self._sender_lock.release()
         if self._outbox is not None:
             self._outbox.close()
             self._outbox = None
 
     async def status(self) -> dict[str, Any]:
         """What `GET /usage-logger/status` returns."""
+        counts: dict[str, int] = self._stats.snapshot()
         body: dict[str, Any] = {
             "configured": self.configured,
             "missing": self._missing,
             "degraded": self._degraded_reason is not None,
             "degraded_reason": self._degraded_reason,
-            "counts": self._stats.snapshot(),
-            "counts_scope": "this worker process",
+            "counts": counts,
+            "counts_scope": {
+                "written, skipped, refused, duplicates, restorations": "this worker process, since it started",
+                "sent, retried, dead_lettered": "every sender of this outbox file, since the file was created",
+            },
+            "sends_inline": self._sender is not None,
         }
         if self.configured:
             outbox = self.outbox()
             stats = await outbox.stats()
+            counts.update(sent=stats.sent, retried=stats.retried, dead_lettered=stats.dead_lettered)
             body.update(
                 outbox_path=outbox.path,
                 outbox_durable=outbox.durable,

@@ -1,4 +1,4 @@
-"""Delivery decisions (pure) and the sender against a mocked edge function (respx)."""
+"""Delivery decisions (pure), and the sender against the edge-function stand-in on loopback."""
 
 from __future__ import annotations
 
@@ -7,23 +7,22 @@ import email.utils
 import json
 from pathlib import Path
 
-import httpx
 import pytest
-import respx
 
 from app.delivery import (
     DeliveryConfig,
+    LogGate,
     Outcome,
     Sender,
     auth_headers,
     backoff_delay,
+    build_session,
     classify_status,
     parse_retry_after,
+    post_event,
 )
 from app.outbox import SqliteOutbox
-from app.stats import UsageStats
-
-URL = "https://proj.supabase.co/functions/v1/litellm-usage"
+from tests.harness import Edge, free_port
 
 
 @pytest.mark.parametrize(
@@ -72,9 +71,9 @@ def test_auth_headers_carry_key_twice_and_idempotency_key() -> None:
     assert headers["Idempotency-Key"] == "ev-1"
 
 
-def config(**overrides: object) -> DeliveryConfig:
+def config(url: str, **overrides: object) -> DeliveryConfig:
     base: dict[str, object] = {
-        "url": URL,
+        "url": url,
         "api_key": "K",
         "max_in_flight": 4,
         "retry_max_s": 0.05,
@@ -85,8 +84,8 @@ def config(**overrides: object) -> DeliveryConfig:
     return DeliveryConfig(**base)  # type: ignore[arg-type]
 
 
-async def drain(outbox: SqliteOutbox, stats: UsageStats, cfg: DeliveryConfig, until: float = 5.0) -> None:
-    sender = Sender(cfg, lambda: outbox, stats)
+async def drain(outbox: SqliteOutbox, cfg: DeliveryConfig, until: float = 5.0) -> None:
+    sender = Sender(cfg, lambda: outbox)
     sender.start()
     deadline = asyncio.get_running_loop().time() + until
     while asyncio.get_running_loop().time() < deadline and (await outbox.stats()).depth:
@@ -101,45 +100,83 @@ async def filled(tmp_path: Path, n: int) -> SqliteOutbox:
     return outbox
 
 
-@respx.mock
-async def test_sender_posts_each_event_once_with_headers(tmp_path: Path) -> None:
-    route = respx.post(URL).mock(return_value=httpx.Response(200))
-    outbox, stats = await filled(tmp_path, 10), UsageStats()
-    await drain(outbox, stats, config())
-    assert route.call_count == 10 and stats.sent == 10
-    ids = sorted(call.request.headers["idempotency-key"] for call in route.calls)
-    assert ids == sorted(f"ev-{i}" for i in range(10))
-    assert all(json.loads(c.request.content)["event_id"] == c.request.headers["idempotency-key"] for c in route.calls)
-    assert (await outbox.stats()).depth == 0
+# The sender against the edge-function stand-in: a real HTTP server on 127.0.0.1.
 
 
-@respx.mock
-async def test_retryable_answers_and_network_errors_are_retried_until_delivered(tmp_path: Path) -> None:
-    answers = [httpx.Response(503), httpx.Response(429, headers={"retry-after": "0"}), httpx.ConnectError("down")]
-    route = respx.post(URL).mock(side_effect=[*answers, httpx.Response(200)])
-    outbox, stats = await filled(tmp_path, 1), UsageStats()
-    await drain(outbox, stats, config(max_in_flight=1))
-    assert route.call_count == 4 and stats.sent == 1 and stats.retried == 3
-    assert (await outbox.stats()).depth == 0
+async def test_sender_posts_each_event_once_with_headers(tmp_path: Path, edge: Edge) -> None:
+    outbox = await filled(tmp_path, 10)
+    await drain(outbox, config(edge.url))
+    stats = await outbox.stats()
+    assert stats.sent == 10 and stats.depth == 0
+    events = edge.events()
+    assert sorted(e["body"]["event_id"] for e in events) == sorted(f"ev-{i}" for i in range(10))
+    for event in events:
+        headers = event["headers"]
+        assert headers["authorization"] == "Bearer K" and headers["apikey"] == "K"
+        assert headers["idempotency-key"] == event["body"]["event_id"]
+        assert headers["content-type"] == "application/json"
 
 
-@respx.mock
-async def test_permanent_rejection_is_dead_lettered_once_not_retried(tmp_path: Path) -> None:
-    route = respx.post(URL).mock(return_value=httpx.Response(400, text="bad payload"))
-    outbox, stats = await filled(tmp_path, 1), UsageStats()
-    await drain(outbox, stats, config())
-    await asyncio.sleep(0.1)
-    assert route.call_count == 1 and stats.dead_lettered == 1
+async def test_retryable_answers_are_retried_until_delivered(tmp_path: Path, edge: Edge) -> None:
+    edge.control(fail_first=3, fail_status=503)
+    outbox = await filled(tmp_path, 1)
+    await drain(outbox, config(edge.url, max_in_flight=1))
+    stats = await outbox.stats()
+    assert [a["status"] for a in edge.state()["attempts"]] == [503, 503, 503, 200]
+    assert (stats.sent, stats.retried, stats.depth) == (1, 3, 0)
+
+
+async def test_connection_errors_are_retried_and_nothing_is_dropped(tmp_path: Path) -> None:
+    outbox = await filled(tmp_path, 2)
+    closed = f"http://127.0.0.1:{free_port()}/functions/v1/litellm-usage"
+    await drain(outbox, config(closed), until=0.5)
+    stats = await outbox.stats()
+    assert stats.retried >= 2 and stats.sent == 0 and stats.depth == 2
+
+
+async def test_permanent_rejection_is_dead_lettered_once_not_retried(tmp_path: Path, edge: Edge) -> None:
+    edge.control(status=400)
+    outbox = await filled(tmp_path, 1)
+    await drain(outbox, config(edge.url))
+    await asyncio.sleep(0.2)
     final = await outbox.stats()
+    assert len(edge.state()["attempts"]) == 1 and final.dead_lettered == 1
     assert (final.depth, final.dead_letters) == (0, 1)
 
 
-@respx.mock
-async def test_shutdown_leaves_undelivered_rows_in_the_outbox(tmp_path: Path) -> None:
-    respx.post(URL).mock(return_value=httpx.Response(503))
-    outbox, stats = await filled(tmp_path, 3), UsageStats()
-    sender = Sender(config(retry_max_s=10), lambda: outbox, stats)
+async def test_shutdown_leaves_undelivered_rows_in_the_outbox(tmp_path: Path, edge: Edge) -> None:
+    edge.control(status=503)
+    outbox = await filled(tmp_path, 3)
+    sender = Sender(config(edge.url, retry_max_s=10), lambda: outbox)
     sender.start()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.3)
     await sender.shutdown(0.2)
     assert (await outbox.stats()).depth == 3
+
+
+async def test_post_event_reports_status_retry_after_and_excerpt(edge: Edge) -> None:
+    edge.control(status=429, retry_after=7)
+    async with build_session(config(edge.url)) as session:
+        result = await post_event(session, edge.url, "K", "ev-x", b'{"event_id": "ev-x"}')
+    assert result.status == 429 and result.retry_after_s == 7 and "429" in result.detail
+
+
+def test_log_gate_lets_one_line_a_second_through_and_counts_the_rest() -> None:
+    gate = LogGate(interval_s=1.0)
+    assert gate.take(100.0) == 0
+    assert gate.take(100.1) is None and gate.take(100.5) is None
+    assert gate.take(101.0) == 2
+    assert gate.take(101.2) is None
+
+
+async def test_an_outage_pauses_all_sending_instead_of_hammering(tmp_path: Path) -> None:
+    outbox = await filled(tmp_path, 200)
+    closed = f"http://127.0.0.1:{free_port()}/functions/v1/litellm-usage"
+    sender = Sender(config(closed, retry_max_s=1.0, max_in_flight=8), lambda: outbox)
+    sender.start()
+    await asyncio.sleep(2.0)
+    await sender.shutdown(0)
+    stats = await outbox.stats()
+    # Without the shared pause every due row would be tried at once, again and again (hundreds);
+    # with it, a handful of attempts per backoff period.
+    assert stats.depth == 200 and 0 < stats.retried < 100

@@ -146,3 +146,16 @@ def test_corrupt_file_falls_back_to_memory_with_the_path_and_cause(tmp_path: Pat
 def test_path_that_is_a_directory_falls_back(tmp_path: Path) -> None:
     outbox, reason = open_outbox(tmp_path, 10)
     assert isinstance(outbox, MemoryOutbox) and reason is not None
+
+
+async def test_delivery_outcomes_are_counted_in_the_outbox(make_outbox: Factory) -> None:
+    outbox = make_outbox(1000)
+    for event_id in ("a", "b", "c"):
+        await outbox.put(event_id, b"{}")
+    a, b, c = await outbox.claim(3, "w", 60)
+    await outbox.ack(a)
+    await outbox.retry(b, 0)
+    await outbox.dead_letter(c, 400, "no")
+    stats = await outbox.stats()
+    assert (stats.sent, stats.retried, stats.dead_lettered, stats.depth) == (1, 1, 1, 1)
+    assert await outbox.has_due()

@@ -238,7 +238,7 @@ async def test_dedup_key_is_stable_and_has_no_public_counters(logger: SupabaseUs
     await recorded.settle(3)
     assert manager._get_custom_logger_key(logger) == key_before
     public = {k: v for k, v in vars(logger).items() if not k.startswith("_") and isinstance(v, (str, int, bool))}
-    assert public == {"message_logging": True, "turn_off_message_logging": True}
+    assert public == {"message_logging": True, "turn_off_message_logging": False}
 
 
 async def test_a_second_instance_never_meters_twice(

@@ -36,7 +36,10 @@ KEPT_HEADERS = ("authorization", "apikey", "idempotency-key", "content-type")
 
 class EdgeHandler(JsonHandler):
     def do_GET(self) -> None:
-        if self.path.startswith("/_events"):
+        if self.path.startswith("/_events/count"):
+            with LOCK:
+                self.send_json(200, {"events": len(STATE["events"]), "attempts": len(STATE["attempts"])})
+        elif self.path.startswith("/_events"):
             with LOCK:
                 self.send_json(200, {"events": STATE["events"], "attempts": STATE["attempts"]})
         else:
@@ -66,13 +69,16 @@ class EdgeHandler(JsonHandler):
                 status = int(STATE["fail_status"])
             else:
                 status = int(STATE["status"])
-            event_id = (body or {}).get("event_id")
+            # Batching loggers (LiteLLM's generic_api) post a list; count each item as an event.
+            items = body if isinstance(body, list) else [body]
+            event_id = (items[0] or {}).get("event_id") if items and isinstance(items[0], dict) else None
             STATE["attempts"].append({"event_id": event_id, "status": status, "at": time.time()})
             if 200 <= status < 300:
                 headers = {k: v for k, v in self.headers.items() if k.lower() in KEPT_HEADERS}
-                STATE["events"].append({"headers": {k.lower(): v for k, v in headers.items()}, "body": body})
-                if STATE["print"]:
-                    print(json.dumps(body, indent=2), flush=True)
+                for item in items:
+                    STATE["events"].append({"headers": {k.lower(): v for k, v in headers.items()}, "body": item})
+                    if STATE["print"]:
+                        print(json.dumps(item, indent=2), flush=True)
             retry_after = STATE["retry_after"]
         extra = {"retry-after": str(retry_after)} if retry_after is not None and status >= 400 else None
         if 200 <= status < 300:
