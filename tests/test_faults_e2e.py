@@ -51,7 +51,7 @@ def test_edge_function_down_at_start_then_up(upstream: Process, tmp_path: Path) 
         late_edge = start_edge(port)
         events = late_edge.wait_for(5, timeout=30, settle=1.5)
         assert sorted(delivered_request_ids(late_edge)) == sorted(ids)
-        assert proxy.status()["counts"]["retried"] >= 5
+        assert proxy.status()["counts"]["retried"] >= 1  # one shared backoff, not one per event
     finally:
         proxy.stop()
         if late_edge:
