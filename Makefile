@@ -35,6 +35,11 @@ lint: install
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/shellcheck entrypoint.sh .ci/run
 
+# What metering costs the proxy (four variants, alternating rounds), then the logger's own costs.
+bench: install
+	$(PY) bench/run.py
+	$(PY) bench/callback_cost.py
+
 # The whole loop with no accounts: mock model, local edge function, one request, the event printed.
 demo: install
 	$(PY) scripts/demo.py
