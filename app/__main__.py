@@ -11,8 +11,9 @@ import os
 import signal
 import sys
 
-from app.logs import configure_logging, get_logger, redactor
-from app.settings import SettingsError, load_serve_settings, load_usage_settings
+from app.bootstrap import load_and_configure
+from app.logs import get_logger
+from app.settings import SettingsError
 
 # Uvicorn waits this long for open requests after SIGTERM; our outbox flush comes after.
 GRACEFUL_SHUTDOWN_S = 5
@@ -59,19 +60,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve() -> int:
     try:
-        serve_settings = load_serve_settings()
-    except SettingsError as exc:
-        configure_logging()
-        get_logger("app").error("startup_refused", error=str(exc))
+        serve_settings, usage_settings = load_and_configure()
+    except SettingsError:
         return 2
-    configure_logging(serve_settings.log_format, serve_settings.log_level)
     log = get_logger("app")
-    try:
-        usage_settings = load_usage_settings()
-    except SettingsError as exc:
-        log.error("startup_refused", error=str(exc))
-        return 2
-    redactor.add(usage_settings.secrets())
 
     import uvicorn
 

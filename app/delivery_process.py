@@ -33,10 +33,11 @@ import time
 from pathlib import Path
 from typing import IO
 
+from app.bootstrap import load_and_configure
 from app.delivery import DeliveryConfig, Sender
-from app.logs import configure_logging, get_logger, redactor
+from app.logs import get_logger
 from app.outbox import OutboxUnavailableError, SqliteOutbox
-from app.settings import SettingsError, UsageSettings, load_serve_settings, load_usage_settings
+from app.settings import SettingsError, UsageSettings
 
 log = get_logger("SupabaseUsageLogger")
 
@@ -161,14 +162,9 @@ def run_delivery_process() -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        serve = load_serve_settings()
-        settings = load_usage_settings()
-    except SettingsError as exc:
-        configure_logging()
-        get_logger("app").error("usage_delivery_process_refused", error=str(exc))
+        _, settings = load_and_configure()
+    except SettingsError:
         return 2
-    configure_logging(serve.log_format, serve.log_level)
-    redactor.add(settings.secrets())
     if settings.usage_delivery_nice:
         os.nice(settings.usage_delivery_nice)
     try:

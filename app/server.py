@@ -17,17 +17,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from app.logs import adopt_stdlib_loggers, configure_logging, get_logger, redactor
+from app.bootstrap import load_and_configure
+from app.logs import adopt_stdlib_loggers, get_logger, redactor
 from app.registration import RegistrationGuard, callback_names, get_usage_logger, register
-from app.settings import load_serve_settings, load_usage_settings
 
-serve_settings = load_serve_settings()
-configure_logging(serve_settings.log_format, serve_settings.log_level)
-usage_settings = load_usage_settings()
-redactor.add(usage_settings.secrets())
-if serve_settings.litellm_master_key is not None:
-    redactor.add([serve_settings.litellm_master_key.get_secret_value()])
-
+serve_settings, usage_settings = load_and_configure()
 usage_logger = get_usage_logger(usage_settings)
 register(usage_logger, stage="before proxy import")
 
