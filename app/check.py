@@ -43,7 +43,10 @@ async def callbacks_after_config_load(settings: UsageSettings) -> list[str]:
     """Load config.yaml with LiteLLM's own loader, then register as startup does."""
     from litellm.proxy import proxy_server
 
+    from app.logs import adopt_stdlib_loggers
     from app.registration import callback_names, ensure_registered, get_usage_logger
+
+    adopt_stdlib_loggers()  # LiteLLM attached its own (unredacted) handlers while importing
 
     logger = get_usage_logger(settings)
     ensure_registered(logger)

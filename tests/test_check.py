@@ -47,6 +47,8 @@ def test_check_prints_masked_settings_and_the_callbacks(config_path: Path, edge:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert SUPABASE_KEY not in result.stdout + result.stderr
+    # LiteLLM's own stderr handler (unredacted, plain text) must not survive the import.
+    assert ":WARNING:" not in result.stdout + result.stderr
     assert mask(SUPABASE_KEY) in result.stdout and "SUPABASE_ANON_KEY" in result.stdout
     line = next(line for line in result.stdout.splitlines() if line.startswith("Registered callbacks:"))
     assert CALLBACK_NAME in line and "OtherLogger" in line
