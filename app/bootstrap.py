@@ -7,7 +7,7 @@ one `startup_refused` line naming it, then `SettingsError`.
 
 from __future__ import annotations
 
-from app.logs import configure_logging, get_logger, redactor
+from app.logs import configure_logging, get_logger, install_redacting_streams, redactor
 from app.settings import ServeSettings, SettingsError, UsageSettings, load_serve_settings, load_usage_settings
 
 
@@ -19,6 +19,7 @@ def load_and_configure() -> tuple[ServeSettings, UsageSettings]:
         get_logger("app").error("startup_refused", error=str(exc))
         raise
     configure_logging(serve.log_format, serve.log_level)
+    install_redacting_streams()
     try:
         usage = load_usage_settings()
     except SettingsError as exc:

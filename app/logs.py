@@ -158,5 +158,31 @@ def adopt_stdlib_loggers() -> None:
             stdlib_logger.setLevel(litellm_level if isinstance(litellm_level, int) else logging.WARNING)
 
 
+class RedactingStream:
+    """A stdout/stderr stand-in that redacts whatever is written to it.
+
+    LiteLLM also `print()`s (its model list at startup, callback lists when a
+    config loads); those lines bypass logging, so the stream itself redacts.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(redactor(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def install_redacting_streams() -> None:
+    """Wrap sys.stdout and sys.stderr once (idempotent)."""
+    if not isinstance(sys.stdout, RedactingStream):
+        sys.stdout = RedactingStream(sys.stdout)
+    if not isinstance(sys.stderr, RedactingStream):
+        sys.stderr = RedactingStream(sys.stderr)
+
+
 def get_logger(name: str = "app") -> Any:
     return structlog.get_logger(name)

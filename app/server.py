@@ -45,6 +45,7 @@ _proxy_lifespan = app.router.lifespan_context
 @asynccontextmanager
 async def _lifespan(asgi_app: Any) -> AsyncIterator[Any]:
     async with _proxy_lifespan(asgi_app) as state:
+        adopt_stdlib_loggers()  # the proxy's startup re-attaches LiteLLM's handlers when LITELLM_LOG is set
         master_key = getattr(proxy_server, "master_key", None)
         if isinstance(master_key, str):
             redactor.add([master_key])  # config.yaml can set one the environment did not

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
-from app.logs import configure_logging, get_logger, redactor
+from app.logs import RedactingStream, configure_logging, get_logger, redactor
 
 ANON = "anon-key-that-must-not-leak-123"
 MASTER = "sk-master-key-that-must-not-leak"
@@ -34,6 +35,13 @@ def test_stdlib_loggers_of_litellm_and_uvicorn_are_redacted(json_logs: pytest.Ca
     out = json_logs.readouterr().out
     assert "sk-raw-virtual-key-999" not in out and ANON not in out and MASTER not in out
     assert all(json.loads(line) for line in out.strip().splitlines())
+
+
+def test_printed_lines_are_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    redactor.add([ANON])
+    stream = RedactingStream(sys.stdout)
+    print(f"Initialized callbacks with key {ANON}", file=stream)  # as LiteLLM's print() calls do
+    assert ANON not in capsys.readouterr().out
 
 
 def test_token_shapes_are_redacted_even_when_unknown() -> None:
