@@ -305,11 +305,12 @@ class Sender:
         result = await post_event(self._session, self._config.url, self._config.api_key, row.event_id, row.body)
         status, retry_after, detail = result.status, result.retry_after_s, result.detail
         outcome = Outcome.RETRY if status is None else classify_status(status)
+        fields = {"event_id": row.event_id, "http_status": status, "attempts": row.attempts + 1}
 
         if outcome is Outcome.SENT:
             self._consecutive_failures = 0
             await outbox.ack(row)
-            log.info("usage_event_sent", event_id=row.event_id, http_status=status, attempts=row.attempts + 1)
+            log.info("usage_event_sent", **fields)
         elif outcome is Outcome.RETRY:
             delay = backoff_delay(row.attempts, self._config.retry_max_s, retry_after)
             await outbox.retry(row, delay)
@@ -321,19 +322,11 @@ class Sender:
             if held_back is not None:
                 log.warning(
                     "usage_event_failed",
-                    event_id=row.event_id,
-                    http_status=status,
+                    **fields,
                     detail=detail,
-                    attempts=row.attempts + 1,
                     retry_in_s=round(delay, 2),
                     similar_failures_not_logged=held_back,
                 )
         else:
             await outbox.dead_letter(row, status, detail)
-            log.error(
-                "usage_event_dead_lettered",
-                event_id=row.event_id,
-                http_status=status,
-                detail=detail,
-                attempts=row.attempts + 1,
-            )
+            log.error("usage_event_dead_lettered", **fields, detail=detail)
