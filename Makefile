@@ -39,6 +39,7 @@ lint: install
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/callback_cost.py
+	$(PY) bench/client_cost.py
 
 # The whole loop with no accounts: mock model, local edge function, one request, the event printed.
 demo: install

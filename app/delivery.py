@@ -137,7 +137,7 @@ def build_session(config: DeliveryConfig) -> aiohttp.ClientSession:
     """One keep-alive session per sender, bounded in every dimension.
 
     aiohttp rather than httpx: it is already installed with `litellm[proxy]` and
-    costs about a quarter of httpx's CPU per POST (`bench/`), which is what
+    costs an eighth of httpx's CPU per POST (`bench/client_cost.py`), which is what
     decides the drain rate and what delivery takes from the proxy's machine.
     """
     timeout = aiohttp.ClientTimeout(total=config.http_timeout_s, connect=min(5.0, config.http_timeout_s))
