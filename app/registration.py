@@ -10,7 +10,6 @@ time to put things back; it reports what it had to change.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,11 +88,11 @@ def ensure_registered(logger: SupabaseUsageLogger) -> list[Change]:
     return changes
 
 
-def callback_names(entries: Iterable[Any] | None = None) -> list[str]:
+def callback_names() -> list[str]:
     """Human names of `litellm.callbacks` (ours under the name config.yaml uses)."""
     manager = litellm.logging_callback_manager
     names: list[str] = []
-    for cb in litellm.callbacks if entries is None else entries:
+    for cb in litellm.callbacks:
         if isinstance(cb, SupabaseUsageLogger):
             names.append(CALLBACK_NAME)
         else:
@@ -104,11 +103,16 @@ def callback_names(entries: Iterable[Any] | None = None) -> list[str]:
     return names
 
 
-def register(logger: SupabaseUsageLogger, stage: str) -> list[Change]:
-    """Register (idempotently) and log the resulting list as one event."""
-    changes = ensure_registered(logger)
+def log_registered(stage: str) -> None:
+    """The `Registered callbacks: [...]` line users look for, as one event."""
     names = callback_names()
     log.info(f"Registered callbacks: {names}", stage=stage, callbacks=names)
+
+
+def register(logger: SupabaseUsageLogger, stage: str) -> list[Change]:
+    """Register (idempotently) and log the resulting list."""
+    changes = ensure_registered(logger)
+    log_registered(stage)
     return changes
 
 

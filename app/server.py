@@ -19,7 +19,7 @@ from typing import Any
 
 from app.bootstrap import load_and_configure
 from app.logs import adopt_stdlib_loggers, get_logger, redactor
-from app.registration import RegistrationGuard, callback_names, get_usage_logger, register
+from app.registration import RegistrationGuard, get_usage_logger, log_registered, register
 
 serve_settings, usage_settings = load_and_configure()
 usage_logger = get_usage_logger(usage_settings)
@@ -50,8 +50,7 @@ async def _lifespan(asgi_app: Any) -> AsyncIterator[Any]:
         if isinstance(master_key, str):
             redactor.add([master_key])  # config.yaml can set one the environment did not
         guard.check("after proxy startup loaded config.yaml and database settings")
-        names = callback_names()
-        log.info(f"Registered callbacks: {names}", stage="after proxy startup", callbacks=names)
+        log_registered("after proxy startup")
         await usage_logger.start()
         watchdog = asyncio.get_running_loop().create_task(_watchdog(), name="usage-watchdog")
         try:
