@@ -170,13 +170,9 @@ class Sender:
         self,
         config: DeliveryConfig,
         outbox_getter: Callable[[], Outbox],
-        session_factory: Callable[[DeliveryConfig], aiohttp.ClientSession] = build_session,
-        idle_poll_s: float = IDLE_POLL_S,
     ) -> None:
         self._config = config
         self._outbox = outbox_getter
-        self._session_factory = session_factory
-        self._idle_poll_s = idle_poll_s
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -200,7 +196,7 @@ class Sender:
             return
         self._stopping = False
         self._wake = asyncio.Event()
-        self._session = self._session_factory(self._config)
+        self._session = build_session(self._config)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-sender")
 
     def notify(self) -> None:
@@ -277,7 +273,7 @@ class Sender:
 
     async def _idle(self) -> None:
         self._wake.clear()
-        timeout = max(self._idle_poll_s, self._paused_until - time.monotonic())
+        timeout = max(IDLE_POLL_S, self._paused_until - time.monotonic())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 

@@ -56,10 +56,6 @@ class SenderLock:
         self.path = lock_path(spool_path)
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def try_acquire(self) -> bool:
         if self._fd is not None:
             return True

@@ -75,7 +75,9 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     @property
     def stream(self) -> Any:
-        return sys.stdout
+        # Our lines are redacted by the renderer already: skip the stream wrapper's second pass.
+        out = sys.stdout
+        return out._inner if isinstance(out, RedactingStream) else out
 
     @stream.setter
     def stream(self, _value: Any) -> None:
